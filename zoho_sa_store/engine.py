@@ -1,0 +1,130 @@
+"""Engine creation with per-dialect defaults for a token store.
+
+A store that receives a URL builds its own engine here; a store that receives
+an ``Engine`` uses it unchanged, so the caller's settings win.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "DEFAULT_URL",
+    "MYSQL_READ_TIMEOUT",
+    "SQLITE_BUSY_TIMEOUT",
+    "create_store_engine",
+    "describe_url",
+    "is_memory_sqlite",
+]
+
+_logger = logging.getLogger("zoho_sa_store.engine")
+
+DEFAULT_URL = "sqlite:///zohooauth.db"
+"""The embedded default database: ``zohooauth.db`` in the working directory."""
+
+CONNECT_TIMEOUT = 5
+"""Seconds to wait for a PostgreSQL or MySQL server to accept and greet a new connection."""
+
+MYSQL_READ_TIMEOUT = 120
+"""Seconds PyMySQL waits for any one reply once connected.
+
+It stays above InnoDB's default ``innodb_lock_wait_timeout`` of 50 seconds, so a
+lock wait ends with the server's own error rather than a dropped socket.
+"""
+
+SQLITE_BUSY_TIMEOUT = 30
+"""Seconds a SQLite connection waits for another writer's lock before it fails."""
+
+
+def describe_url(url: URL) -> str:
+    """Return the URL as text with its password masked, for messages and logs."""
+    return url.render_as_string(hide_password=True)
+
+
+def is_memory_sqlite(url: URL) -> bool:
+    """Return True when the URL names an in-memory SQLite database."""
+    database = url.database or ""
+    return url.get_backend_name() == "sqlite" and (
+        database in ("", ":memory:") or "mode=memory" in database or url.query.get("mode") == "memory"
+    )
+
+
+def create_store_engine(url: str | URL, **engine_options: Any) -> Engine:
+    """Create an engine for a token store, with defaults fit for the dialect.
+
+    Defaults, each overridable through ``engine_options`` (``connect_args``
+    entries are merged key by key):
+
+    * every dialect: ``hide_parameters=True``, so bound values never reach an
+      error message or a statement log;
+    * PostgreSQL (psycopg2): ``connect_timeout`` of ``CONNECT_TIMEOUT`` seconds;
+    * MySQL and MariaDB (PyMySQL): ``connect_timeout`` and a handshake read
+      timeout of ``CONNECT_TIMEOUT`` seconds, then ``MYSQL_READ_TIMEOUT`` for
+      queries; ``charset=utf8mb4``; READ COMMITTED isolation, so a read-back
+      after an upsert sees rows that other sessions committed;
+    * SQLite file: WAL journal and a busy timeout of ``SQLITE_BUSY_TIMEOUT``
+      seconds, so readers and a writer in several threads or processes do not
+      fail with "database is locked";
+    * SQLite in memory: one shared connection (``StaticPool``) usable from any
+      thread. A second engine on the same URL opens a separate, empty database.
+
+    Args:
+        url: A SQLAlchemy database URL.
+        **engine_options: Passed to ``sqlalchemy.create_engine``.
+
+    Returns:
+        The new engine. It has not connected yet.
+    """
+    url = make_url(url)
+    backend = url.get_backend_name()
+    driver = url.get_driver_name()
+    options: dict[str, Any] = {"hide_parameters": True}
+    connect_args: dict[str, Any] = {}
+
+    if backend == "postgresql" and driver == "psycopg2":
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT
+    elif backend in ("mysql", "mariadb") and driver == "pymysql":
+        connect_args.update(connect_timeout=CONNECT_TIMEOUT, read_timeout=CONNECT_TIMEOUT, charset="utf8mb4")
+        options["isolation_level"] = "READ COMMITTED"
+    elif backend == "sqlite" and is_memory_sqlite(url):
+        connect_args["check_same_thread"] = False
+        options["poolclass"] = StaticPool
+    elif backend == "sqlite":
+        connect_args["timeout"] = SQLITE_BUSY_TIMEOUT
+
+    connect_args.update(engine_options.pop("connect_args", {}))
+    options.update(engine_options)
+    options["connect_args"] = connect_args
+    engine = sa.create_engine(url, **options)
+
+    if backend in ("mysql", "mariadb") and driver == "pymysql":
+        sa.event.listen(engine, "connect", _widen_pymysql_read_timeout)
+    elif backend == "sqlite" and not is_memory_sqlite(url):
+        sa.event.listen(engine, "connect", _enable_sqlite_wal)
+    return engine
+
+
+def _widen_pymysql_read_timeout(dbapi_connection: Any, connection_record: Any) -> None:
+    # PyMySQL applies read_timeout to the handshake as well as to every query.
+    # A short value bounds the wait on a port that accepts but never greets;
+    # once connected, queries get the longer limit.
+    # NOTE: _read_timeout is a private attribute of pymysql.connections.Connection
+    # (checked on PyMySQL 1.2). If a release renames it, queries keep the
+    # short limit and long lock waits fail early instead of hanging.
+    if hasattr(dbapi_connection, "_read_timeout"):
+        dbapi_connection._read_timeout = MYSQL_READ_TIMEOUT
+
+
+def _enable_sqlite_wal(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
+    finally:
+        cursor.close()
