@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import context
 
 from zoho_sa_store.engine import DEFAULT_URL, create_store_engine
-from zoho_sa_store.migration import exclude_token_tables, migration_lock, resolve_target
+from zoho_sa_store.migration import migration_lock, resolve_target
 from zoho_sa_store.model import token_table, version_table_name
 
 config = context.config

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 import zoho_sa_store
@@ -141,5 +140,5 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def table_name(request: pytest.FixtureRequest) -> Iterator[str]:
     """A token table name of this test's own; migration tests drop what they created."""
-    name = "tok_" + request.node.name.split("[")[0].removeprefix("test_")[:40]
+    name = "tok_" + request.node.name.split("[")[0].removeprefix("test_")[:36]
     yield name

@@ -416,7 +416,9 @@ def test_secrets_absent_from_logs(store: SQLAlchemyTokenStore, caplog: pytest.Lo
     logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
     try:
         secret_values = ["r-SECRET-refresh", "a-SECRET-access", "made-up-client-secret", "g-SECRET-grant"]
-        token_id = saved(store, refresh_token=secret_values[0], access_token=secret_values[1], grant_token=secret_values[3])
+        token_id = saved(
+            store, refresh_token=secret_values[0], access_token=secret_values[1], grant_token=secret_values[3]
+        )
         store.find_token_by_id(token_id)
         with pytest.raises(TokenConflictError):
             store.save_token(make_token("eve@example.com:1", refresh_token=secret_values[0]))

@@ -23,7 +23,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from .engine import DEFAULT_URL, create_store_engine, describe_url, is_memory_sqlite
 from .errors import SchemaError
-from .model import DEFAULT_TABLE_NAME, version_table_name
+from .model import DEFAULT_TABLE_NAME, check_table_name, version_table_name
 
 __all__ = [
     "HEAD_REVISION",
@@ -227,7 +227,7 @@ def check_schema(connection: Connection, table_name: str, schema: str | None) ->
             f"Token table {table_name!r} in {where} is at no revision (downgraded to base), "
             f"expected {HEAD_REVISION}. Run {upgrade_hint}."
         )
-    revision = found[0]
+    revision = str(found[0])
 
     if revision not in KNOWN_REVISIONS:
         _logger.warning(
@@ -300,6 +300,6 @@ def resolve_target(config: Config) -> tuple[str, str | None]:
     """
     table_name = config.attributes.get("table_name") or os.environ.get("ZOHO_SA_STORE_TABLE") or DEFAULT_TABLE_NAME
     schema = config.attributes.get("schema") or os.environ.get("ZOHO_SA_STORE_SCHEMA") or None
-    config.attributes["table_name"] = table_name
+    config.attributes["table_name"] = check_table_name(table_name)
     config.attributes["schema"] = schema
     return table_name, schema

@@ -11,6 +11,7 @@ InnoDB), so the unique indexes cover the 64-character digests instead.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -20,10 +21,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped
 __all__ = [
     "DEFAULT_TABLE_NAME",
     "ID_LENGTH",
+    "MAX_TABLE_NAME_LENGTH",
     "MAX_VALUE_LENGTH",
+    "TOKEN_COLUMNS",
     "USER_NAME_LENGTH",
     "OAuthTokenRow",
-    "TOKEN_COLUMNS",
+    "check_table_name",
     "token_digest",
     "token_table",
     "version_table_name",
@@ -47,7 +50,11 @@ from any silent truncation, whatever the server's SQL mode.
 TOKEN_COLUMNS = ("access_token", "refresh_token", "grant_token")
 """Token values that are looked up by value, each through a digest column named ``<column>_digest``."""
 
+MAX_TABLE_NAME_LENGTH = 48
+"""Maximum token table name length: index names add 14 characters and must fit in 63."""
+
 _DIGEST_LENGTH = 64
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _long_text() -> sa.types.TypeEngine[str]:
@@ -82,6 +89,26 @@ def version_table_name(table_name: str) -> str:
     return f"{table_name}_version"
 
 
+def check_table_name(table_name: str) -> str:
+    """Check that ``table_name`` is a plain identifier short enough for its index names.
+
+    Raises:
+        ValueError: The name is not letters, digits and underscores, or is
+            longer than ``MAX_TABLE_NAME_LENGTH`` characters.
+    """
+    if not isinstance(table_name, str) or not _TABLE_NAME.fullmatch(table_name):
+        raise ValueError(
+            f"Token table name {table_name!r} is not a plain identifier: use letters, digits and "
+            "underscores, starting with a letter or an underscore."
+        )
+    if len(table_name) > MAX_TABLE_NAME_LENGTH:
+        raise ValueError(
+            f"Token table name {table_name!r} has {len(table_name)} characters: use at most "
+            f"{MAX_TABLE_NAME_LENGTH}, so that its index names fit PostgreSQL's 63-character limit."
+        )
+    return table_name
+
+
 def token_table(metadata: sa.MetaData, table_name: str = DEFAULT_TABLE_NAME, schema: str | None = None) -> sa.Table:
     """Define a token table named ``table_name`` in ``metadata``.
 
@@ -95,7 +122,11 @@ def token_table(metadata: sa.MetaData, table_name: str = DEFAULT_TABLE_NAME, sch
 
     Returns:
         The new table.
+
+    Raises:
+        ValueError: ``table_name`` fails ``check_table_name``.
     """
+    check_table_name(table_name)
     return sa.Table(
         table_name,
         metadata,
@@ -114,10 +145,10 @@ def token_table(metadata: sa.MetaData, table_name: str = DEFAULT_TABLE_NAME, sch
         sa.Column("grant_token_digest", sa.String(_DIGEST_LENGTH), nullable=True),
         sa.Column("created_at", _timestamp_type(), nullable=False),
         sa.Column("updated_at", _timestamp_type(), nullable=False),
-        sa.UniqueConstraint("user_name", name=f"uq_{table_name}_user_name"),
-        sa.UniqueConstraint("access_token_digest", name=f"uq_{table_name}_access_token_digest"),
-        sa.UniqueConstraint("refresh_token_digest", name=f"uq_{table_name}_refresh_token_digest"),
-        sa.UniqueConstraint("grant_token_digest", name=f"uq_{table_name}_grant_token_digest"),
+        sa.UniqueConstraint("user_name", name=f"uq_{table_name}_user"),
+        sa.UniqueConstraint("access_token_digest", name=f"uq_{table_name}_access"),
+        sa.UniqueConstraint("refresh_token_digest", name=f"uq_{table_name}_refresh"),
+        sa.UniqueConstraint("grant_token_digest", name=f"uq_{table_name}_grant"),
         sa.Index(f"ix_{table_name}_updated_at", "updated_at"),
         schema=schema,
         mysql_charset="utf8mb4",
