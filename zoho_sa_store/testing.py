@@ -3,9 +3,10 @@
 :class:`ZohoStandIn` runs an HTTP server on 127.0.0.1 that responds to the requests
 the Zoho CRM Python SDK (``zohocrmsdk``) sends to obtain, refresh and revoke OAuth
 tokens, and to a few CRM calls: the current user, the organization, the field
-metadata of the Leads module and a page of made-up leads. The tests drive
-zohocrmsdk8-0 7.0.0 through it. The server uses only the standard library and never
-contacts Zoho.
+metadata of the Leads module and a page of made-up leads. The tests drive SDK
+generations 5.0 to 8.0 through it (zohocrmsdk5-0 2.0.0, zohocrmsdk6-0 8.0.0,
+zohocrmsdk7-0 6.0.0 and zohocrmsdk8-0 7.0.0). The server uses only the standard
+library and never contacts Zoho.
 
 Example::
 
@@ -264,7 +265,7 @@ class ZohoStandIn:
     * Anything else gets HTTP 404 with code ``INVALID_URL_PATTERN``.
 
     The users endpoint returns the user the access token was issued for, and the org
-    endpoint returns that user's org zgid. From these two calls zohocrmsdk8-0 builds
+    endpoint returns that user's org zgid. From these two calls SDK 6.0 to 8.0 build
     the token's user name ``"<email>:<zgid>"``, which :meth:`user_name` returns.
 
     Every request is appended to :attr:`request_log` with its secrets redacted. The
@@ -476,8 +477,9 @@ class ZohoStandIn:
     def user_name(self, email: str) -> str:
         """Return the user name the SDK builds for a user, ``"<email>:<org zgid>"``.
 
-        zohocrmsdk8-0 builds it from the users and org endpoints before it saves a new
-        token. The 5.0 SDK makes neither call and leaves the user name empty.
+        SDK generations 6.0 to 8.0 build it from the users and org endpoints before
+        they save a new token. The 5.0 SDK makes neither call and leaves the user
+        name empty.
 
         Raises:
             KeyError: If no user with this email is registered.
