@@ -175,10 +175,15 @@ def check_id(token_id: Any, *, missing_ok: bool = False) -> str | None:
         )
     if "\x00" in token_id:
         raise InvalidTokenError(f"Token id {token_id!r} contains a NUL character: no stored id can match it.")
+    if not _is_utf8_encodable(token_id):
+        raise InvalidTokenError(
+            f"Token id {token_id!r} contains a lone surrogate, which is not valid Unicode text: "
+            "no stored id can match it."
+        )
     return token_id
 
 
-def token_from_row(row: Mapping[str, Any]) -> Any:
+def token_from_row(row: Mapping[Any, Any]) -> Any:
     """Build a new ``OAuthToken`` from a stored row."""
     user_name = row["user_name"]
     token = OAuthToken(
@@ -197,7 +202,7 @@ def token_from_row(row: Mapping[str, Any]) -> Any:
     return token
 
 
-def apply_row(token: Any, row: Mapping[str, Any]) -> None:
+def apply_row(token: Any, row: Mapping[Any, Any]) -> None:
     """Fill the fields of ``token`` that are None or blank from a stored row."""
     setters = {
         "client_id": (token.get_client_id, token.set_client_id),
@@ -230,6 +235,18 @@ def _user_name_of(token: Any) -> Any:
     return signature.get_name()
 
 
+def _is_utf8_encodable(value: str) -> bool:
+    # Lone surrogates ("\ud800") are valid in a Python str but not in UTF-8,
+    # so every driver would fail on them with a UnicodeEncodeError.
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _digest_or_none(value: str | None) -> str | None:
     return None if value is None else token_digest(value)
 
@@ -257,6 +274,11 @@ def _check_text(name: str, value: Any, max_length: int) -> str | None:
         raise InvalidTokenError(
             f"Field {_describe(name, value)} is longer than the {max_length} characters the column holds: "
             "check that the value is what the SDK received."
+        )
+    if not _is_utf8_encodable(value):
+        raise InvalidTokenError(
+            f"Field {_describe(name, value)} contains a lone surrogate, which is not valid Unicode text and "
+            "cannot be stored: check how the value was decoded."
         )
     return value
 
