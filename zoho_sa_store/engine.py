@@ -6,7 +6,9 @@ an ``Engine`` uses it unchanged, so the caller's settings win.
 
 from __future__ import annotations
 
+import functools
 import logging
+import sqlite3
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,13 +66,15 @@ def create_store_engine(url: str | URL, **engine_options: Any) -> Engine:
     * every dialect: ``hide_parameters=True``, so bound values never reach an
       error message or a statement log;
     * PostgreSQL (psycopg2): ``connect_timeout`` of ``CONNECT_TIMEOUT`` seconds;
-    * MySQL and MariaDB (PyMySQL): ``connect_timeout`` and a handshake read
-      timeout of ``CONNECT_TIMEOUT`` seconds, then ``MYSQL_READ_TIMEOUT`` for
-      queries; ``charset=utf8mb4``; READ COMMITTED isolation, so a read-back
+    * MySQL and MariaDB (PyMySQL): ``connect_timeout`` of ``CONNECT_TIMEOUT``
+      seconds, which also bounds the wait for the server's greeting, then
+      ``MYSQL_READ_TIMEOUT`` (or the ``read_timeout`` you pass) for each
+      reply; ``charset=utf8mb4``; READ COMMITTED isolation, so a read-back
       after an upsert sees rows that other sessions committed;
     * SQLite file: WAL journal and a busy timeout of ``SQLITE_BUSY_TIMEOUT``
       seconds, so readers and a writer in several threads or processes do not
-      fail with "database is locked";
+      fail with "database is locked". A database opened read-only
+      (``mode=ro``) keeps its journal mode and can still be read;
     * SQLite in memory: one shared connection (``StaticPool``) usable from any
       thread. A second engine on the same URL opens a separate, empty database.
 
@@ -90,7 +94,7 @@ def create_store_engine(url: str | URL, **engine_options: Any) -> Engine:
     if backend == "postgresql" and driver == "psycopg2":
         connect_args["connect_timeout"] = CONNECT_TIMEOUT
     elif backend in ("mysql", "mariadb") and driver == "pymysql":
-        connect_args.update(connect_timeout=CONNECT_TIMEOUT, read_timeout=CONNECT_TIMEOUT, charset="utf8mb4")
+        connect_args.update(connect_timeout=CONNECT_TIMEOUT, charset="utf8mb4")
         options["isolation_level"] = "READ COMMITTED"
     elif backend == "sqlite" and is_memory_sqlite(url):
         connect_args["check_same_thread"] = False
@@ -100,31 +104,47 @@ def create_store_engine(url: str | URL, **engine_options: Any) -> Engine:
 
     connect_args.update(engine_options.pop("connect_args", {}))
     options.update(engine_options)
+    engine_read_timeout = None
+    if backend in ("mysql", "mariadb") and driver == "pymysql":
+        # PyMySQL applies read_timeout to the handshake as well as to every
+        # query, and connect_timeout only to the TCP connect. The handshake
+        # gets the connect timeout, so a port that accepts but never greets
+        # fails in time; queries get the longer limit once connected.
+        engine_read_timeout = connect_args.get("read_timeout", MYSQL_READ_TIMEOUT)
+        connect_args["read_timeout"] = connect_args["connect_timeout"]
     options["connect_args"] = connect_args
     engine = sa.create_engine(url, **options)
 
-    if backend in ("mysql", "mariadb") and driver == "pymysql":
-        sa.event.listen(engine, "connect", _widen_pymysql_read_timeout)
+    if engine_read_timeout is not None:
+        sa.event.listen(engine, "connect", functools.partial(_set_pymysql_read_timeout, engine_read_timeout))
     elif backend == "sqlite" and not is_memory_sqlite(url):
-        sa.event.listen(engine, "connect", _enable_sqlite_wal)
+        sa.event.listen(engine, "connect", functools.partial(_enable_sqlite_wal, {"warned": False}))
     return engine
 
 
-def _widen_pymysql_read_timeout(dbapi_connection: Any, connection_record: Any) -> None:
-    # PyMySQL applies read_timeout to the handshake as well as to every query.
-    # A short value bounds the wait on a port that accepts but never greets;
-    # once connected, queries get the longer limit.
+def _set_pymysql_read_timeout(read_timeout: float | None, dbapi_connection: Any, connection_record: Any) -> None:
     # NOTE: _read_timeout is a private attribute of pymysql.connections.Connection
-    # (checked on PyMySQL 1.2). If a release renames it, queries keep the
-    # short limit and long lock waits fail early instead of hanging.
+    # (checked on PyMySQL 1.2, which re-applies it before each read). If a
+    # release renames it, queries keep the connect timeout and long lock
+    # waits fail early instead of waiting.
     if hasattr(dbapi_connection, "_read_timeout"):
-        dbapi_connection._read_timeout = MYSQL_READ_TIMEOUT
+        dbapi_connection._read_timeout = read_timeout
 
 
-def _enable_sqlite_wal(dbapi_connection: Any, connection_record: Any) -> None:
+def _enable_sqlite_wal(state: dict[str, bool], dbapi_connection: Any, connection_record: Any) -> None:
+    # The busy timeout comes from the driver's ``timeout`` argument, so a
+    # caller's connect_args={"timeout": ...} keeps its effect.
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as error:
+            # A database opened read-only (for example with mode=ro in the
+            # URL) cannot change its journal mode. Reads still work, and
+            # writes fail with SQLite's own "readonly database" error.
+            # The warning is logged once per engine, not once per connection.
+            if not state["warned"]:
+                state["warned"] = True
+                _logger.warning("SQLite database stays in its current journal mode, not WAL: %s", error)
     finally:
         cursor.close()
