@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -16,8 +17,10 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.pool import StaticPool
 from zohocrmsdk.src.com.zoho.api.authenticator.store import TokenStore
 
+from .driver_errors import describe_error, is_retryable, is_unique_violation
 from .engine import DEFAULT_URL, create_store_engine, describe_url
 from .errors import DatabaseError, InvalidTokenError, TokenConflictError, TokenNotFoundError, TokenStoreError
 from .migration import check_schema
@@ -36,12 +39,6 @@ MAX_ATTEMPTS = 6
 
 _RETRY_DELAY = 0.02
 """Seconds of the first pause between attempts; it doubles each time, with random jitter."""
-
-# Driver error codes that mean "try the transaction again". MySQL: 1213
-# deadlock, 1205 lock wait timeout. PostgreSQL SQLSTATE: 40001 serialization
-# failure, 40P01 deadlock.
-_MYSQL_RETRY_CODES = frozenset({1205, 1213})
-_POSTGRESQL_RETRY_STATES = frozenset({"40001", "40P01"})
 
 _COLUMN_LABELS = {
     "user_name": "user name",
@@ -103,7 +100,12 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         self._table = token_table(sa.MetaData(), table_name, schema)
         self._schema_checked = False
         self._schema_lock = threading.Lock()
-        os.register_at_fork(after_in_child=functools.partial(_forget_connections, weakref.ref(self)))
+        self._exclusive: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        if isinstance(self._engine.pool, StaticPool):
+            # A StaticPool lends its one DBAPI connection to every thread. Two
+            # transactions on it at once would interleave, so calls run one at a time.
+            self._exclusive = threading.Lock()
+        _stores_to_reset_after_fork.add(self)
 
     def __repr__(self) -> str:
         return (
@@ -263,13 +265,11 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         last_error: BaseException | None = None
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                return self._call(
-                    "save_token", lambda connection: write_record(connection, self._table, target, _utcnow()), record.id
-                )
+                return self._call("save_token", functools.partial(self._write, target), record.id)
             except _Collided as collided:
                 last_error = collided.__cause__
                 resolved = self._call(
-                    "save_token", lambda connection: self._resolve_collision(connection, target), record.id
+                    "save_token", functools.partial(self._resolve_collision, record=target), record.id
                 )
             if resolved is None:
                 # The colliding row was a concurrent insert that is gone or now
@@ -281,8 +281,11 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         raise self._database_error(
             "save_token",
             record.id,
-            f"a concurrent save kept colliding ({_describe_error(last_error) if last_error else 'no error'})",
+            f"a concurrent save kept colliding ({describe_error(last_error) if last_error else 'no error'})",
         )
+
+    def _write(self, record: TokenRecord, connection: Connection) -> str:
+        return write_record(connection, self._table, record, _utcnow())
 
     def _resolve_collision(self, connection: Connection, record: TokenRecord) -> TokenRecord | None:
         """Decide what to write after a write met another row's key.
@@ -331,37 +334,47 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
     def _call(self, operation: str, work: Callable[[Connection], _T], token_id: str | None) -> _T:
         """Run ``work`` in a transaction, with the schema check, retries and error translation.
 
-        Deadlocks, lock timeouts and racing inserts are retried up to
-        ``MAX_ATTEMPTS`` times; a connection the server dropped is retried
-        once on a fresh connection. Other errors become ``DatabaseError``.
+        Deadlocks, lock timeouts and serialization failures are retried up to
+        ``MAX_ATTEMPTS`` times. A pooled connection that the server dropped
+        (``connection_invalidated``) is retried once on a new connection. A
+        failure to connect is not retried, so an unreachable server fails
+        within one connect timeout. Unique key violations, which racing
+        inserts cause, raise ``_Collided`` for ``_save`` to resolve. Other
+        errors become ``DatabaseError``.
         """
         disconnect_retried = False
         attempt = 0
         while True:
             attempt += 1
+            connected = False
             try:
-                self._ensure_schema()
-                with self._engine.begin() as connection:
+                with self._exclusive, self._engine.begin() as connection:
+                    connected = True
+                    self._ensure_schema(connection)
                     return work(connection)
             except TokenStoreError as error:
                 _logger.error("%s failed for id %s: %s", operation, token_id, error.text)
                 raise
-            except (exc.IntegrityError, KeyCollision) as error:
+            except KeyCollision as error:
                 raise _Collided() from error
+            except exc.IntegrityError as error:
+                if is_unique_violation(error):
+                    raise _Collided() from error
+                raise self._database_error(operation, token_id, describe_error(error)) from error
             except exc.DBAPIError as error:
-                if error.connection_invalidated and not disconnect_retried:
+                if error.connection_invalidated and connected and not disconnect_retried:
                     disconnect_retried = True
                     _logger.warning(
-                        "%s: the database connection was lost (%s); retrying once on a new connection",
+                        "%s: the server dropped the database connection (%s); retrying once on a new connection",
                         operation,
-                        type(error.orig).__name__,
+                        describe_error(error),
                     )
                     continue
-                if not _is_transient(error) or attempt >= MAX_ATTEMPTS:
-                    raise self._database_error(operation, token_id, _describe_error(error)) from error
-                _logger.info("%s: retrying after %s (attempt %d)", operation, _describe_error(error), attempt)
+                if not is_retryable(error) or attempt >= MAX_ATTEMPTS:
+                    raise self._database_error(operation, token_id, describe_error(error)) from error
+                _logger.info("%s: retrying after %s (attempt %d)", operation, describe_error(error), attempt)
             except exc.SQLAlchemyError as error:
-                raise self._database_error(operation, token_id, _describe_error(error)) from error
+                raise self._database_error(operation, token_id, describe_error(error)) from error
             _pause(attempt)
 
     def _database_error(self, operation: str, token_id: str | None, cause: str) -> DatabaseError:
@@ -376,14 +389,13 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         _logger.error("%s", message)
         return DatabaseError(message)
 
-    def _ensure_schema(self) -> None:
+    def _ensure_schema(self, connection: Connection) -> None:
         if self._schema_checked:
             return
         with self._schema_lock:
             if self._schema_checked:
                 return
-            with self._engine.connect() as connection:
-                revision = check_schema(connection, self._table_name, self._schema)
+            revision = check_schema(connection, self._table_name, self._schema)
             _logger.info(
                 "Token table %r on %s is at revision %s",
                 self._table_name,
@@ -393,12 +405,18 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             self._schema_checked = True
 
 
-def _forget_connections(store_ref: weakref.ref[SQLAlchemyTokenStore]) -> None:
+_stores_to_reset_after_fork: weakref.WeakSet[SQLAlchemyTokenStore] = weakref.WeakSet()
+
+
+def _forget_connections_after_fork() -> None:
     # Runs in a forked child: drop the parent's pooled connections without
-    # closing them, so the parent can keep using them.
-    store = store_ref()
-    if store is not None:
+    # closing them, so the parent can keep using them. One hook serves every
+    # store, so creating many stores does not pile up fork hooks.
+    for store in list(_stores_to_reset_after_fork):
         store.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_connections_after_fork)
 
 
 def _utcnow() -> datetime:
@@ -408,33 +426,3 @@ def _utcnow() -> datetime:
 
 def _pause(attempt: int) -> None:
     time.sleep(_RETRY_DELAY * 2 ** (attempt - 1) * (0.5 + random.random()))
-
-
-def _is_transient(error: exc.DBAPIError) -> bool:
-    """Return True for errors that a new attempt of the same transaction can fix."""
-    original = error.orig
-    code = getattr(original, "args", (None,))[0] if original is not None else None
-    if isinstance(code, int) and code in _MYSQL_RETRY_CODES:
-        return True
-    if getattr(original, "pgcode", None) in _POSTGRESQL_RETRY_STATES:
-        return True
-    return isinstance(error, exc.OperationalError) and "database is locked" in str(original)
-
-
-def _describe_error(error: Exception) -> str:
-    """Name a database error by its type and code, leaving out the driver's message.
-
-    Driver messages can quote the values of a failed statement, so only the
-    error class and the driver's error code go into messages and logs.
-    """
-    original = getattr(error, "orig", None) or error
-    parts = [type(original).__name__]
-    code = getattr(original, "pgcode", None)
-    args = getattr(original, "args", ())
-    if code is None and args and isinstance(args[0], int):
-        code = args[0]
-    if code is not None:
-        parts.append(f"code {code}")
-    if isinstance(error, exc.OperationalError) and not isinstance(original, exc.SQLAlchemyError):
-        parts.append("the server refused or dropped the connection, or rejected the statement")
-    return ", ".join(parts)

@@ -33,7 +33,16 @@ from sqlalchemy.engine import Connection, Dialect
 from .errors import InvalidTokenError
 from .record import TokenRecord
 
-__all__ = ["Collision", "KeyCollision", "find_collisions", "new_token_id", "upsert_strategy", "write_record"]
+__all__ = [
+    "Collision",
+    "KeyCollision",
+    "find_collisions",
+    "new_token_id",
+    "on_conflict_statement",
+    "on_duplicate_key_statement",
+    "upsert_strategy",
+    "write_record",
+]
 
 _KEPT_UNLESS_GIVEN = (
     "user_name",
@@ -83,7 +92,7 @@ def upsert_strategy(dialect: Dialect) -> str:
     """
     if dialect.name == "postgresql":
         return "on_conflict"
-    if dialect.name == "sqlite" and dialect.server_version_info >= (3, 24):
+    if dialect.name == "sqlite" and (dialect.server_version_info or (0,)) >= (3, 24):
         return "on_conflict"
     if dialect.name in ("mysql", "mariadb"):
         return "on_duplicate_key"
@@ -212,17 +221,35 @@ def _update_expressions(
     return assignments
 
 
-def _upsert_on_conflict(
-    connection: Connection, table: sa.Table, values: Mapping[str, Any], key_column: str, key_value: str
-) -> str:
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+def on_conflict_statement(dialect_name: str, table: sa.Table, values: Mapping[str, Any], key_column: str) -> sa.Insert:
+    """Build PostgreSQL's or SQLite's ``INSERT .. ON CONFLICT (key_column) DO UPDATE`` for one row."""
+    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
     statement = insert(table).values(**values)
     excluded = statement.excluded
     assignments = _update_expressions(table, lambda name: excluded[name], guard=None)
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=[table.c[key_column]], set_={column.name: value for column, value in assignments}
     )
 
+
+def on_duplicate_key_statement(table: sa.Table, values: Mapping[str, Any], key_column: str) -> sa.Insert:
+    """Build MySQL's ``INSERT .. ON DUPLICATE KEY UPDATE`` for one row, guarded by ``key_column``.
+
+    ON DUPLICATE KEY UPDATE takes no conflict target: it updates whichever
+    row conflicts first, on any unique key. The guard turns an update of any
+    row but the one whose ``key_column`` matches into a no-op.
+    """
+    statement = mysql.insert(table).values(**values)
+    inserted = statement.inserted
+    guard = table.c[key_column] == inserted[key_column]
+    assignments = _update_expressions(table, lambda name: inserted[name], guard=guard)
+    return statement.on_duplicate_key_update([(column.name, value) for column, value in assignments])
+
+
+def _upsert_on_conflict(
+    connection: Connection, table: sa.Table, values: Mapping[str, Any], key_column: str, key_value: str
+) -> str:
+    statement = on_conflict_statement(connection.dialect.name, table, values, key_column)
     if connection.dialect.insert_returning:
         return str(connection.execute(statement.returning(table.c.id)).scalar_one())
     connection.execute(statement)
@@ -232,15 +259,10 @@ def _upsert_on_conflict(
 def _upsert_on_duplicate_key(
     connection: Connection, table: sa.Table, values: Mapping[str, Any], key_column: str, key_value: str
 ) -> str:
-    statement = mysql.insert(table).values(**values)
-    inserted = statement.inserted
-    # ON DUPLICATE KEY UPDATE takes no conflict target: it updates whichever
-    # row conflicts first, on any unique key. The guard turns an update of any
-    # row but the intended one into a no-op, and the read below detects it.
-    guard = table.c[key_column] == inserted[key_column]
-    assignments = _update_expressions(table, lambda name: inserted[name], guard=guard)
-    connection.execute(statement.on_duplicate_key_update([(column.name, value) for column, value in assignments]))
+    connection.execute(on_duplicate_key_statement(table, values, key_column))
 
+    # The guarded update did nothing if the duplicate key was in another row.
+    # Reading every row that contains one of the token's keys tells the cases apart.
     record_keys = {name: values[name] for name in _KEY_COLUMNS if values[name] is not None}
     record_keys[key_column] = key_value
     columns = [table.c.id, *(table.c[name] for name in _KEY_COLUMNS)]
