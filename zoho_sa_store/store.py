@@ -99,13 +99,16 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         self._schema = schema
         self._table = token_table(sa.MetaData(), table_name, schema)
         self._schema_checked = False
+        self._create_locks()
+        _stores_to_reset_after_fork.add(self)
+
+    def _create_locks(self) -> None:
         self._schema_lock = threading.Lock()
         self._exclusive: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         if isinstance(self._engine.pool, StaticPool):
             # A StaticPool lends its one DBAPI connection to every thread. Two
             # transactions on it at once would interleave, so calls run one at a time.
             self._exclusive = threading.Lock()
-        _stores_to_reset_after_fork.add(self)
 
     def __repr__(self) -> str:
         return (
@@ -410,10 +413,13 @@ _stores_to_reset_after_fork: weakref.WeakSet[SQLAlchemyTokenStore] = weakref.Wea
 
 def _forget_connections_after_fork() -> None:
     # Runs in a forked child: drop the parent's pooled connections without
-    # closing them, so the parent can keep using them. One hook serves every
-    # store, so creating many stores does not pile up fork hooks.
+    # closing them, so the parent can keep using them. The locks are new too,
+    # because a lock that another parent thread held at the fork stays held
+    # in the child. One hook serves every store, so creating many stores
+    # does not pile up fork hooks.
     for store in list(_stores_to_reset_after_fork):
         store.dispose(close=False)
+        store._create_locks()
 
 
 os.register_at_fork(after_in_child=_forget_connections_after_fork)
