@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -150,6 +151,14 @@ class TokenRecord:
     def values(self) -> dict[str, Any]:
         """Return the stored columns, digests included, without timestamps."""
         return {**dataclasses.asdict(self), **self.digests()}
+
+
+@typing.overload
+def check_id(token_id: Any) -> str: ...
+
+
+@typing.overload
+def check_id(token_id: Any, *, missing_ok: bool) -> str | None: ...
 
 
 def check_id(token_id: Any, *, missing_ok: bool = False) -> str | None:

@@ -98,6 +98,13 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         self._table_name = table_name
         self._schema = schema
         self._table = token_table(sa.MetaData(), table_name, schema)
+        # One prepared SELECT per lookup column, built once: building the
+        # statement on every call cost more than the query itself on SQLite
+        # (measured with benchmarks/bench_store.py).
+        self._select_by = {
+            column: sa.select(self._table).where(self._table.c[column] == sa.bindparam("key")).limit(1)
+            for column in ("id", "user_name", "access_token_digest", "grant_token_digest", "refresh_token_digest")
+        }
         self._schema_checked = False
         self._create_locks()
         _stores_to_reset_after_fork.add(self)
@@ -160,12 +167,12 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             DatabaseError: The database failed.
         """
         record = TokenRecord.from_token(token)
-        condition = self._lookup_condition(record)
-        if condition is None:
+        key = self._lookup_key(record)
+        if key is None:
             _logger.debug("find_token: the token carries no key, so nothing matches")
             return None
 
-        row = self._call("find_token", lambda connection: self._select_one(connection, condition), record.id)
+        row = self._call("find_token", lambda connection: self._select_one(connection, *key), record.id)
         if row is None:
             return None
         apply_row(token, row)
@@ -239,8 +246,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             DatabaseError: The database failed.
         """
         token_id = check_id(id)
-        condition = self._table.c.id == token_id
-        row = self._call("find_token_by_id", lambda connection: self._select_one(connection, condition), token_id)
+        row = self._call("find_token_by_id", lambda connection: self._select_one(connection, "id", token_id), token_id)
         if row is None:
             raise TokenNotFoundError(
                 f"No token with id {token_id!r} in table {self._table_name!r}: it was deleted or never saved. "
@@ -250,17 +256,17 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
 
     # Internals.
 
-    def _lookup_condition(self, record: TokenRecord) -> sa.ColumnElement[bool] | None:
+    @staticmethod
+    def _lookup_key(record: TokenRecord) -> tuple[str, str] | None:
         key = record.lookup_key()
         if key is not None:
-            column, value = key
-            return self._table.c[column] == value
+            return key
         if record.id is not None:
-            return self._table.c.id == record.id
+            return "id", record.id
         return None
 
-    def _select_one(self, connection: Connection, condition: sa.ColumnElement[bool]) -> Any:
-        return connection.execute(sa.select(self._table).where(condition).limit(1)).mappings().first()
+    def _select_one(self, connection: Connection, column: str, value: str) -> Any:
+        return connection.execute(self._select_by[column], {"key": value}).mappings().first()
 
     def _save(self, record: TokenRecord) -> str:
         """Write the record, resolving collisions with other rows' keys between attempts."""
