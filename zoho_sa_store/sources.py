@@ -246,7 +246,8 @@ def read_db_table(engine: Engine, table_name: str, schema: str | None = None) ->
             values["id"] = str(values["id"])
         location = f"id {values['id']!r}" if values["id"] is not None else f"row {index} (no id)"
         rows.append(SourceRow(location, values))
-    return TokenSource(f"table {table_name!r} in {where}", rows)
+    name = f"{schema}.{table_name}" if schema else table_name
+    return TokenSource(f"table {name!r} in {where}", rows)
 
 
 def _id_order(row: Mapping[Any, Any]) -> tuple[int, int, str]:
