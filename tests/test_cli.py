@@ -774,6 +774,18 @@ def test_invalid_rows_stop_import(
     ]
 
 
+def test_package_warnings_shown(
+    capsys: pytest.CaptureFixture[str], database_url: str, migrated_table: str, tmp_path: Path
+) -> None:
+    # An expiry in seconds instead of epoch milliseconds is stored, with a warning.
+    path = write_csv(tmp_path / "tokens.csv", ["1,ok@example.com,1000.C,s,r-ok,a-ok,,3600,,"])
+    status, out, err = run_main(capsys, "import-filestore", str(path), "--url", database_url, "--table", migrated_table)
+    assert status == 0
+    assert counts(out) == (1, 0, 0, 0)
+    assert "looks like a duration" in err
+    assert "INFO" not in err
+
+
 def test_verbose_logs_no_secret(database_url: str, migrated_table: str, case_copy: Any) -> None:
     path = case_copy("sdk8_filestore.csv")
     result = run_cli("-v", "import-filestore", str(path), "--url", database_url, "--table", migrated_table)

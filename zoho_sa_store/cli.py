@@ -30,7 +30,8 @@ from .sources import ImportSourceError
 
 __all__ = ["build_parser", "main"]
 
-_LOGGED = ("zoho_sa_store", "alembic", "sqlalchemy.engine")
+_PACKAGE_LOGGER = "zoho_sa_store"
+_VERBOSE_LOGGERS = (_PACKAGE_LOGGER, "alembic", "sqlalchemy.engine")
 
 
 # Parser.
@@ -261,11 +262,18 @@ _log_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s
 
 
 def _configure_logging(verbose: bool) -> None:
-    # INFO, never DEBUG: at DEBUG, SQLAlchemy logs result rows, and with them token values.
+    """Show the package's warnings on stderr, and with ``verbose`` the INFO logs of the package, Alembic and SQL.
+
+    Without ``verbose`` no logger level changes, so an application or test
+    that calls ``main`` keeps its own logging set-up.
+    """
     level = logging.INFO if verbose else logging.WARNING
-    for name in _LOGGED:
+    _log_handler.setLevel(level)
+    for name in _VERBOSE_LOGGERS if verbose else (_PACKAGE_LOGGER,):
         logger = logging.getLogger(name)
-        logger.setLevel(level)
+        if verbose:
+            # INFO, never DEBUG: at DEBUG, SQLAlchemy logs result rows, and with them token values.
+            logger.setLevel(level)
         if _log_handler not in logger.handlers:
             logger.addHandler(_log_handler)
 
