@@ -8,7 +8,7 @@ Create Date: ${create_date}
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}
@@ -16,13 +16,19 @@ down_revision = ${repr(down_revision)}
 branch_labels = ${repr(branch_labels)}
 depends_on = ${repr(depends_on)}
 
-TABLE = context.config.attributes["table_name"]
-SCHEMA = context.config.attributes["schema"]
+
+
+def _target() -> tuple[str, str | None]:
+    # The token table and schema of this run, set by env.py.
+    attributes = op.get_context().config.attributes
+    return attributes["table_name"], attributes["schema"]
 
 
 def upgrade() -> None:
+    table, schema = _target()
     ${upgrades if upgrades else "pass"}
 
 
 def downgrade() -> None:
+    table, schema = _target()
     ${downgrades if downgrades else "pass"}

@@ -295,3 +295,18 @@ def test_postgresql_schema_option(backend_urls: dict[str, str | None]) -> None:
         with engine.begin() as connection:
             connection.execute(sa.text("DROP SCHEMA IF EXISTS zoho_tokens CASCADE"))
         engine.dispose()
+
+
+def test_checkout_alembic_history() -> None:
+    # History loads every revision without a migration context or a database.
+    alembic = Path(sys.executable).with_name("alembic")
+    result = subprocess.run(
+        [str(alembic), "-c", str(ROOT / "alembic.ini"), "history"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert migration.HEAD_REVISION in result.stdout

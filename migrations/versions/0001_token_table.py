@@ -13,7 +13,7 @@ so later changes to the model cannot rewrite this revision.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision = "0001_token_table"
@@ -21,8 +21,12 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-TABLE = context.config.attributes["table_name"]
-SCHEMA = context.config.attributes["schema"]
+
+def _target() -> tuple[str, str | None]:
+    # Read when the revision runs, not when Alembic loads the module: commands
+    # such as `alembic history` load revisions without a migration context.
+    attributes = op.get_context().config.attributes
+    return attributes["table_name"], attributes["schema"]
 
 
 def _long_text() -> sa.types.TypeEngine[str]:
@@ -34,8 +38,9 @@ def _timestamp() -> sa.types.TypeEngine[object]:
 
 
 def upgrade() -> None:
+    table, schema = _target()
     op.create_table(
-        TABLE,
+        table,
         sa.Column("id", sa.String(64), primary_key=True),
         sa.Column(
             "user_name",
@@ -57,17 +62,18 @@ def upgrade() -> None:
         sa.Column("grant_token_digest", sa.String(64), nullable=True),
         sa.Column("created_at", _timestamp(), nullable=False),
         sa.Column("updated_at", _timestamp(), nullable=False),
-        sa.UniqueConstraint("user_name", name=f"uq_{TABLE}_user"),
-        sa.UniqueConstraint("access_token_digest", name=f"uq_{TABLE}_access"),
-        sa.UniqueConstraint("refresh_token_digest", name=f"uq_{TABLE}_refresh"),
-        sa.UniqueConstraint("grant_token_digest", name=f"uq_{TABLE}_grant"),
-        schema=SCHEMA,
+        sa.UniqueConstraint("user_name", name=f"uq_{table}_user"),
+        sa.UniqueConstraint("access_token_digest", name=f"uq_{table}_access"),
+        sa.UniqueConstraint("refresh_token_digest", name=f"uq_{table}_refresh"),
+        sa.UniqueConstraint("grant_token_digest", name=f"uq_{table}_grant"),
+        schema=schema,
         mysql_charset="utf8mb4",
         mysql_engine="InnoDB",
     )
-    op.create_index(f"ix_{TABLE}_updated_at", TABLE, ["updated_at"], schema=SCHEMA)
+    op.create_index(f"ix_{table}_updated_at", table, ["updated_at"], schema=schema)
 
 
 def downgrade() -> None:
-    op.drop_index(f"ix_{TABLE}_updated_at", table_name=TABLE, schema=SCHEMA)
-    op.drop_table(TABLE, schema=SCHEMA)
+    table, schema = _target()
+    op.drop_index(f"ix_{table}_updated_at", table_name=table, schema=schema)
+    op.drop_table(table, schema=schema)
