@@ -310,3 +310,11 @@ def test_checkout_alembic_history() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert migration.HEAD_REVISION in result.stdout
+
+
+def test_unmigrated_table_names_migrated_ones(migrated_url: str) -> None:
+    store = SQLAlchemyTokenStore(migrated_url, table_name="oauthtokn")
+    with pytest.raises(SchemaError, match=r"Token tables migrated there: .*oauthtoken") as caught:
+        store.get_tokens()
+    assert "oauthtokn_version" in str(caught.value)
+    store.dispose()

@@ -435,6 +435,15 @@ def test_store_repr_hides_password() -> None:
     store.dispose()
 
 
+def test_store_repr_hides_query_password() -> None:
+    store = SQLAlchemyTokenStore("postgresql+psycopg2://app@127.0.0.1:9/app?password=hunter2&sslmode=disable")
+    text = repr(store)
+    assert "hunter2" not in text
+    assert "password=***" in text
+    assert "sslmode=disable" in text
+    store.dispose()
+
+
 def test_find_by_id_is_one_query(store: SQLAlchemyTokenStore) -> None:
     token_id = saved(store)
     store.find_token_by_id(token_id)  # the schema check runs on the first call only

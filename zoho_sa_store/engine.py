@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import sqlite3
 from typing import Any
 
@@ -27,6 +28,8 @@ __all__ = [
 
 _logger = logging.getLogger("zoho_sa_store.engine")
 
+_SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token|key", re.IGNORECASE)
+
 DEFAULT_URL = "sqlite:///zohooauth.db"
 """The embedded default database: ``zohooauth.db`` in the working directory."""
 
@@ -45,8 +48,16 @@ SQLITE_BUSY_TIMEOUT = 30
 
 
 def describe_url(url: URL) -> str:
-    """Return the URL as text with its password masked, for messages and logs."""
-    return url.render_as_string(hide_password=True)
+    """Return the URL as text for messages and logs, with its password masked.
+
+    A password passed as a query parameter (``?password=...``, which drivers
+    accept as a connect argument) is masked too, along with any parameter
+    whose name suggests a secret.
+    """
+    secret_keys = [key for key in url.query if _SECRET_QUERY_KEY.search(key)]
+    if secret_keys:
+        url = url.update_query_dict(dict.fromkeys(secret_keys, "MASKED"))
+    return url.render_as_string(hide_password=True).replace("=MASKED", "=***")
 
 
 def is_memory_sqlite(url: URL) -> bool:

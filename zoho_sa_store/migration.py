@@ -209,15 +209,21 @@ def check_schema(connection: Connection, table_name: str, schema: str | None) ->
     upgrade_hint = _upgrade_hint(connection.engine.url, table_name, schema)
 
     if not inspector.has_table(version_table, schema=schema):
-        memory_hint = ""
+        hint = ""
         if is_memory_sqlite(connection.engine.url):
-            memory_hint = (
+            hint = (
                 " An in-memory SQLite database exists once per engine: pass the same Engine to "
                 "zoho_sa_store.upgrade() and to SQLAlchemyTokenStore."
             )
+        else:
+            others = _migrated_token_tables(inspector, schema)
+            if others:
+                hint = (
+                    f" Token tables migrated there: {', '.join(others)}. Check the table name if you meant one of them."
+                )
         raise SchemaError(
             f"Token table {table_name!r} is not migrated in {where}: version table {version_table!r} is "
-            f"missing (found no revision, expected {HEAD_REVISION}). Run {upgrade_hint}.{memory_hint}"
+            f"missing (found no revision, expected {HEAD_REVISION}). Run {upgrade_hint}.{hint}"
         )
 
     versions = sa.Table(version_table, sa.MetaData(), sa.Column("version_num", sa.String(32)), schema=schema)
@@ -248,6 +254,12 @@ def check_schema(connection: Connection, table_name: str, schema: str | None) ->
             f"revision {revision}: run zoho-sa-store downgrade base, then {upgrade_hint}."
         )
     return revision
+
+
+def _migrated_token_tables(inspector: sa.Inspector, schema: str | None) -> list[str]:
+    # A token table is one whose "<name>_version" table sits beside it.
+    names = set(inspector.get_table_names(schema=schema))
+    return sorted(name for name in names if version_table_name(name) in names)
 
 
 def _upgrade_hint(url: URL, table_name: str, schema: str | None) -> str:
