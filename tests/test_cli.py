@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -15,7 +16,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ from zohocrmsdk.src.com.zoho.api.authenticator import OAuthToken
 import zoho_sa_store
 from zoho_sa_store import SQLAlchemyTokenStore
 from zoho_sa_store.cli import main
-from zoho_sa_store.display import describe_expiry, mask_secret
+from zoho_sa_store.display import count_of, describe_expiry, mask_secret
+from zoho_sa_store.model import version_table_name
 
 SECRET_MARKERS = ("secretA", "secretD", "secretE", "secretF", "refreshxxxx", "accessyyyy", "dbrefresh", "grantcode")
 """Substrings of the secrets in the shared cases; none may appear in masked output or logs."""
@@ -75,17 +77,31 @@ def run_cli(
     )
 
 
-def run_on_terminal(*args: str, answer: str | None = None, timeout: float = 120) -> tuple[int, str]:
-    """Run the console script with standard input and error on a pseudo-terminal; return status and terminal text."""
+def run_on_terminal(
+    *args: str,
+    answer: str | None = None,
+    before_answer: Callable[[], None] | None = None,
+    stdout_path: Path | None = None,
+    timeout: float = 120,
+) -> tuple[int, str]:
+    """Run the console script with standard input and error on a pseudo-terminal; return status and terminal text.
+
+    ``answer`` is typed once the confirmation prompt appears, after ``before_answer`` has run. Standard
+    output goes to ``stdout_path``, or is discarded.
+    """
     controller, terminal = pty.openpty()
-    process = subprocess.Popen(
-        [console_script(), *args],
-        stdin=terminal,
-        stdout=subprocess.DEVNULL,
-        stderr=terminal,
-        env=clean_env(),
-        close_fds=True,
-    )
+    with contextlib.ExitStack() as stack:
+        stdout: Any = subprocess.DEVNULL
+        if stdout_path is not None:
+            stdout = stack.enter_context(stdout_path.open("wb"))
+        process = subprocess.Popen(
+            [console_script(), *args],
+            stdin=terminal,
+            stdout=stdout,
+            stderr=terminal,
+            env=clean_env(),
+            close_fds=True,
+        )
     os.close(terminal)
     output = b""
     answered = False
@@ -101,6 +117,8 @@ def run_on_terminal(*args: str, answer: str | None = None, timeout: float = 120)
                 break
             output += chunk
             if answer is not None and not answered and b"Type 'yes'" in output:
+                if before_answer is not None:
+                    before_answer()
                 os.write(controller, answer.encode() + b"\n")
                 answered = True
         elif process.poll() is not None:
@@ -379,6 +397,32 @@ def test_migration_commands(database_url: str, cli_table: str) -> None:
     assert run_cli("current", *target).stdout.startswith("none")
 
 
+def test_downgrade_not_migrated_changes_nothing(database_url: str, cli_table: str) -> None:
+    # No --yes and no terminal: with nothing to downgrade there is nothing to confirm either.
+    for extra in ((), ("--yes",)):
+        result = run_cli("downgrade", "base", *extra, "--url", database_url, "--table", cli_table)
+        assert result.returncode == 0, result.stderr
+        assert f"Token table '{cli_table}' in " in result.stdout
+        assert "is not migrated: nothing to downgrade" in result.stdout
+        assert result.stderr == ""
+
+    engine = zoho_sa_store.create_store_engine(database_url)
+    try:
+        inspector = sa.inspect(engine)
+        assert not inspector.has_table(cli_table)
+        assert not inspector.has_table(version_table_name(cli_table))
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_missing_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "never-created.db"
+    result = run_cli("downgrade", "base", "--yes", "--url", f"sqlite:///{path}")
+    assert result.returncode == 0, result.stderr
+    assert "never-created.db' does not exist: nothing to downgrade" in result.stdout
+    assert not path.exists()
+
+
 def test_upgrade_sql_prints_without_running(database_url: str, cli_table: str) -> None:
     url = make_url(database_url).set(password="made-up-password").render_as_string(hide_password=False)
     result = run_cli("upgrade", "--sql", "--url", url, "--table", cli_table)
@@ -448,6 +492,27 @@ def test_missing_sqlite_file(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert not (tmp_path / "missing.db").exists()
 
 
+def test_sqlite_folder_missing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    folder = tmp_path / "no-such-folder"
+    status, out, err = run_main(capsys, "upgrade", "--url", f"sqlite:///{folder / 'tokens.db'}")
+    assert status == 1
+    assert out == ""
+    assert f"the folder {str(folder)!r} does not exist: create it, or pass another --url" in err
+    assert "check the host" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not folder.exists()
+
+
+def test_sqlite_source_folder_missing(
+    capsys: pytest.CaptureFixture[str], database_url: str, migrated_table: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "no-such-folder" / "tokens.db"
+    target = ["--url", database_url, "--table", migrated_table]
+    status, _, err = run_main(capsys, "import-db", f"sqlite:///{source}", *target)
+    assert status == 1
+    assert f"SQLite database file {str(source)!r} does not exist: check the path in SOURCE_URL" in err
+
+
 def test_not_migrated_names_fix(capsys: pytest.CaptureFixture[str], database_url: str, cli_table: str) -> None:
     status, _, err = run_main(capsys, "list", "--url", database_url, "--table", cli_table)
     assert status == 1
@@ -487,7 +552,13 @@ def test_help_of_every_command(capsys: pytest.CaptureFixture[str]) -> None:
         assert "--url" in text
     with pytest.raises(SystemExit):
         main(["prune", "--help"])
-    assert "more than DAYS days ago" in " ".join(capsys.readouterr().out.split())
+    prune_help = " ".join(capsys.readouterr().out.split())
+    assert "more than DAYS days ago" in prune_help
+    assert "after confirmation" in prune_help
+    assert "--yes" in prune_help
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "each SQL statement without its parameter values" in " ".join(capsys.readouterr().out.split())
     with pytest.raises(SystemExit):
         main(["export", "--help"])
     assert "created with mode 0600" in " ".join(capsys.readouterr().out.split())
@@ -622,27 +693,48 @@ def test_purge_needs_yes_without_terminal(imported: list[str]) -> None:
     assert json.loads(run_cli("list", "--json", *imported).stdout) == []
 
 
-def test_purge_asks_on_terminal(imported: list[str]) -> None:
-    status, text = run_on_terminal("purge", *imported, answer="no")
-    assert status == 1
-    assert "Delete all 4 tokens" in text
-    assert "cancelled" in text
-    assert len(json.loads(run_cli("list", "--json", *imported).stdout)) == 4
+def test_purge_asks_on_terminal(capsys: pytest.CaptureFixture[str], imported: list[str]) -> None:
+    # The prompt asks for 'yes', so 'y' and 'no' both cancel.
+    for answer in ("no", "y"):
+        status, text = run_on_terminal("purge", *imported, answer=answer)
+        assert status == 1, answer
+        assert "Delete all 4 tokens" in text
+        assert "cancelled, because the reply was not 'yes'" in text
+        assert len(json.loads(run_main(capsys, "list", "--json", *imported)[1])) == 4
 
     status, text = run_on_terminal("purge", *imported, answer="yes")
     assert status == 0, text
     assert json.loads(run_cli("list", "--json", *imported).stdout) == []
 
 
-def test_prune_unused_rows(capsys: pytest.CaptureFixture[str], imported: list[str], database_url: str) -> None:
-    table = imported[3]
+def test_purge_single_token(capsys: pytest.CaptureFixture[str], imported: list[str]) -> None:
+    for token_id in ("2", "3", "4"):
+        assert run_main(capsys, "delete", token_id, *imported)[0] == 0
+    status, text = run_on_terminal("purge", *imported, answer="no")
+    assert status == 1
+    assert "Delete the only token in" in text
+
+    purged = run_cli("purge", "--yes", *imported)
+    assert purged.returncode == 0, purged.stderr
+    assert "Deleted 1 token from" in purged.stdout
+
+
+def set_updated_at(database_url: str, table: str, ids: tuple[str, ...], days_ago: int) -> None:
+    """Move the ``updated_at`` of rows ``ids`` back by ``days_ago`` days."""
+    moment = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=days_ago)
     engine = zoho_sa_store.create_store_engine(database_url)
-    old = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=40)
     try:
         with engine.begin() as connection:
-            connection.execute(sa.text(f"UPDATE {table} SET updated_at = :old WHERE id IN ('1', '4')"), {"old": old})
+            statement = sa.text(f"UPDATE {table} SET updated_at = :moment WHERE id IN :ids").bindparams(
+                sa.bindparam("ids", expanding=True)
+            )
+            connection.execute(statement, {"moment": moment, "ids": list(ids)})
     finally:
         engine.dispose()
+
+
+def test_prune_unused_rows(capsys: pytest.CaptureFixture[str], imported: list[str], database_url: str) -> None:
+    set_updated_at(database_url, imported[3], ("1", "4"), 40)
 
     status, out, _ = run_main(capsys, "prune", "--unused-for", "30", "--dry-run", *imported)
     assert status == 0
@@ -651,15 +743,65 @@ def test_prune_unused_rows(capsys: pytest.CaptureFixture[str], imported: list[st
     _, listed, _ = run_main(capsys, "list", "--json", *imported)
     assert len(json.loads(listed)) == 4
 
-    status, out, _ = run_main(capsys, "prune", "--unused-for", "30", *imported)
+    # Like purge, prune deletes only after confirmation: --yes where standard input is no terminal.
+    refused = run_cli("prune", "--unused-for", "30", *imported)
+    assert refused.returncode == 2
+    assert "prune needs confirmation" in refused.stderr
+    assert "add --yes" in refused.stderr
+    assert refused.stdout == ""
+    _, listed, _ = run_main(capsys, "list", "--json", *imported)
+    assert len(json.loads(listed)) == 4
+
+    status, out, _ = run_main(capsys, "prune", "--unused-for", "30", "--yes", *imported)
     assert status == 0
     assert "Deleted 2 tokens" in out
     _, listed, _ = run_main(capsys, "list", "--json", *imported)
     assert sorted(token["id"] for token in json.loads(listed)) == ["2", "3"]
 
     # Expired access tokens alone are no reason to delete: rows 2 and 3 stay.
+    # With nothing to delete, prune needs no --yes.
     status, out, _ = run_main(capsys, "prune", "--unused-for", "30", *imported)
+    assert status == 0
     assert "nothing to delete" in out
+
+
+def test_prune_asks_on_terminal(capsys: pytest.CaptureFixture[str], imported: list[str], database_url: str) -> None:
+    set_updated_at(database_url, imported[3], ("1",), 40)
+    status, text = run_on_terminal("prune", "--unused-for", "30", *imported, answer="y")
+    assert status == 1
+    assert "Delete 1 token of" in text
+    assert "cancelled, because the reply was not 'yes'" in text
+    assert len(json.loads(run_main(capsys, "list", "--json", *imported)[1])) == 4
+
+    status, text = run_on_terminal("prune", "--unused-for", "30", *imported, answer="yes")
+    assert status == 0, text
+    listed = json.loads(run_main(capsys, "list", "--json", *imported)[1])
+    assert sorted(token["id"] for token in listed) == ["2", "3", "4"]
+
+
+def test_prune_keeps_row_updated_meanwhile(
+    capsys: pytest.CaptureFixture[str], imported: list[str], database_url: str, tmp_path: Path
+) -> None:
+    # Row 4 is refreshed by the SDK while the prompt waits: the DELETE checks the age again and keeps it.
+    set_updated_at(database_url, imported[3], ("1", "4"), 40)
+    output = tmp_path / "prune.txt"
+    status, text = run_on_terminal(
+        "prune",
+        "--unused-for",
+        "30",
+        *imported,
+        answer="yes",
+        before_answer=lambda: set_updated_at(database_url, imported[3], ("4",), 0),
+        stdout_path=output,
+    )
+    assert status == 0, text
+    assert "Delete 2 tokens of" in text
+    out = output.read_text(encoding="utf-8")
+    assert "Deleted 1 token of" in out
+    assert "alice.sales@example.com" in out
+    assert "Kept 1 token updated after the list was read: '4'." in out
+    listed = json.loads(run_main(capsys, "list", "--json", *imported)[1])
+    assert sorted(token["id"] for token in listed) == ["2", "3", "4"]
 
 
 # Export and JSON import.
@@ -682,6 +824,14 @@ def test_export_file_is_private(imported: list[str], tmp_path: Path) -> None:
     again = run_cli("export", "--output", str(output), *imported)
     assert again.returncode == 1
     assert "already exists" in again.stderr
+
+
+def test_export_single_token(capsys: pytest.CaptureFixture[str], imported: list[str], tmp_path: Path) -> None:
+    for token_id in ("2", "3", "4"):
+        assert run_main(capsys, "delete", token_id, *imported)[0] == 0
+    status, out, err = run_main(capsys, "export", "--output", str(tmp_path / "one.json"), *imported)
+    assert status == 0, err
+    assert out.startswith("Wrote 1 token to ")
 
 
 def test_export_default_file_name(imported: list[str], tmp_path: Path) -> None:
@@ -757,7 +907,7 @@ def test_invalid_rows_stop_import(
     target = ["--url", database_url, "--table", migrated_table]
     status, out, err = run_main(capsys, "import-filestore", str(path), *target)
     assert status == 1
-    assert "line 3: Expiry 'soon' is not a string of digits" in err
+    assert "line 3: expiry 'soon' is not a string of digits" in err
     assert "line 4: the row has no user name, grant token or refresh token" in err
     assert "line 5: the row has 4 fields, expected 10" in err
     assert "3 of 4 rows are invalid, so nothing was written" in err
@@ -768,10 +918,20 @@ def test_invalid_rows_stop_import(
     status, out, err = run_main(capsys, "import-filestore", str(path), "--skip-invalid", *target)
     assert status == 0
     assert counts(out) == (1, 0, 0, 3)
-    assert "skipped line 3" in err
+    assert "skipped line 3: expiry 'soon'" in err
     assert [token["user_name"] for token in json.loads(run_main(capsys, "list", "--json", *target)[1])] == [
         "ok@example.com"
     ]
+
+
+def test_single_invalid_row_message(
+    capsys: pytest.CaptureFixture[str], database_url: str, migrated_table: str, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "tokens.csv", ["1,ok@example.com,1000.C,s"])
+    status, _, err = run_main(capsys, "import-filestore", str(path), "--url", database_url, "--table", migrated_table)
+    assert status == 1
+    assert "line 2: the row has 4 fields, expected 10" in err
+    assert "1 of 1 row is invalid, so nothing was written. Fix that row," in err
 
 
 def test_package_warnings_shown(
@@ -827,6 +987,14 @@ def test_mask_secret_formats() -> None:
     assert mask_secret("1000.abcdefgh1234") == "1000.…1234"
     assert mask_secret("1000.abcdefg1234") == "…"
     assert mask_secret(None) is None
+
+
+def test_count_of_plurals() -> None:
+    assert count_of(0, "token") == "0 tokens"
+    assert count_of(1, "token") == "1 token"
+    assert count_of(2, "token") == "2 tokens"
+    assert count_of(1, "more invalid row") == "1 more invalid row"
+    assert count_of(3, "entry", "entries") == "3 entries"
 
 
 def test_describe_expiry_relative() -> None:

@@ -384,4 +384,8 @@ def test_invalid_values_reported(import_table: tuple[Engine, sa.Table]) -> None:
     assert "not a string of digits" in result.problems[0].message
     assert "leading zero" in result.problems[1].message
     assert "longer than the id column" in result.problems[2].message
+    # The store's sentences become clauses that read on after "line 2: ".
+    assert result.problems[0].message.startswith("expiry '12:00' is")
+    assert result.problems[1].message.startswith("expiry '01796400000000' has")
+    assert result.problems[2].message.startswith("token id of 65 characters")
     assert [row["user_name"] for row in stored_rows(import_table)] == ["dave@example.com"]

@@ -32,6 +32,7 @@ __all__ = ["build_parser", "main"]
 
 _PACKAGE_LOGGER = "zoho_sa_store"
 _VERBOSE_LOGGERS = (_PACKAGE_LOGGER, "alembic", "sqlalchemy.engine")
+_YES_HELP = "do not ask for confirmation (required when standard input is not a terminal, as in scripts)"
 
 
 # Parser.
@@ -71,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Downgrade the token table to a revision; 'base' drops the table and every token.",
     )
     downgrade_parser.add_argument("revision", help="target revision: a revision id, 'base', or -1 for one step")
-    downgrade_parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    downgrade_parser.add_argument("--yes", action="store_true", help=_YES_HELP)
 
     add("current", migration_commands.run_current, "Print the revision the token table is at.")
     add("history", migration_commands.run_history, "List the migrations this release of zoho-sa-store ships.")
@@ -101,13 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     delete_parser.add_argument("id", metavar="ID", help="the token's id, as 'list' prints it")
 
     purge_parser = add("purge", token_commands.run_purge, "Delete every token; every user must log in again.")
-    purge_parser.add_argument("--yes", action="store_true", help="do not ask for confirmation (needed in scripts)")
+    purge_parser.add_argument("--yes", action="store_true", help=_YES_HELP)
 
     prune_parser = add(
         "prune",
         token_commands.run_prune,
-        "Delete the tokens not updated for a number of days, such as those of users who left. "
-        "An expired access token alone never makes a token stale: its refresh token still works.",
+        "Delete the tokens not updated for a number of days, such as those of users who left, after "
+        "confirmation. An expired access token alone never makes a token stale: its refresh token still works.",
     )
     prune_parser.add_argument(
         "--unused-for",
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the SDK updates a row each time it refreshes the access token",
     )
     prune_parser.add_argument("--dry-run", action="store_true", help="list the tokens without deleting them")
+    prune_parser.add_argument("--yes", action="store_true", help=_YES_HELP)
 
     filestore_parser = add(
         "import-filestore",
@@ -193,7 +195,8 @@ def _add_database_options(parser: argparse.ArgumentParser, *, suppress: bool) ->
         "--verbose",
         action="store_true",
         default=default(False),
-        help="log SQL statements and each step on standard error; bound values stay hidden",
+        help="log on standard error each SQL statement without its parameter values, Alembic's migration "
+        "steps and zoho-sa-store's own info messages",
     )
 
 

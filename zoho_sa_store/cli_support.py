@@ -36,6 +36,7 @@ __all__ = [
     "open_connection",
     "parse_url",
     "require_sqlite_file",
+    "sqlite_file_path",
     "utcnow",
 ]
 
@@ -174,11 +175,18 @@ def create_engine_or_fail(url: URL, factory: Callable[..., Engine], database_lab
         ) from None
 
 
-def open_connection(engine: Engine, url: URL, database_label: str) -> Connection:
-    """Connect, and on failure raise a ``CommandError`` that names the URL (password masked) and what to check."""
+def open_connection(engine: Engine, url: URL, database_label: str, url_option: str = "--url") -> Connection:
+    """Connect, and on failure raise a ``CommandError`` that names the URL (password masked) and what to check.
+
+    ``url_option`` is where the user gave the URL, for the fix of a SQLite
+    file that cannot be opened.
+    """
     try:
         return engine.connect()
     except exc.DBAPIError as error:
+        path = sqlite_file_path(url)
+        if path is not None:
+            raise CommandError(_sqlite_open_failure(path, describe_error(error), url_option)) from None
         reason = describe_error(error)
         # The driver's connection message names hosts and users, not passwords;
         # this masks one anyway should a driver ever echo it.
@@ -190,17 +198,34 @@ def open_connection(engine: Engine, url: URL, database_label: str) -> Connection
         ) from None
 
 
+def _sqlite_open_failure(path: Path, reason: str, url_option: str) -> str:
+    """Describe why SQLite could not open ``path``: usually a missing or read-only folder, not host or password."""
+    folder = path.parent
+    if not folder.is_dir():
+        cause = f"the folder {str(folder)!r} does not exist: create it"
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        cause = f"the folder {str(folder)!r} is not writable: fix its permissions"
+    else:
+        cause = f"check that {str(path)!r} is a SQLite database file that you may read and write"
+    return f"Cannot open SQLite database file {str(path)!r} ({reason}): {cause}, or pass another {url_option}."
+
+
+def sqlite_file_path(url: URL) -> Path | None:
+    """Return the absolute path of the file that a SQLite URL names, or None for another database or memory."""
+    if url.get_backend_name() != "sqlite" or is_memory_sqlite(url) or not url.database:
+        return None
+    return Path(url.database.removeprefix("file:").split("?", 1)[0]).resolve()
+
+
 def require_sqlite_file(url: URL, fix: str) -> None:
     """Raise a ``CommandError`` that ends with ``fix`` when a SQLite URL names a file that does not exist.
 
     SQLite would otherwise create an empty database, and the command would
     then report a missing table instead of the wrong path.
     """
-    if url.get_backend_name() != "sqlite" or is_memory_sqlite(url) or url.database is None:
-        return
-    path = url.database.removeprefix("file:").split("?", 1)[0]
-    if not Path(path).exists():
-        raise CommandError(f"SQLite database file {str(Path(path).resolve())!r} does not exist: {fix}.")
+    path = sqlite_file_path(url)
+    if path is not None and not path.exists():
+        raise CommandError(f"SQLite database file {str(path)!r} does not exist: {fix}.")
 
 
 def utcnow() -> datetime:
@@ -209,11 +234,11 @@ def utcnow() -> datetime:
 
 
 def confirm(question: str, assume_yes: bool, command_name: str) -> None:
-    """Ask ``question`` on the terminal unless ``--yes`` was given.
+    """Ask ``question`` on the terminal unless ``--yes`` was given, and continue only on the reply ``yes``.
 
     Raises:
         UsageError: Standard input is not a terminal and ``--yes`` is missing.
-        CommandError: The reply was not yes.
+        CommandError: The reply was anything but ``yes`` (in any letter case).
     """
     if assume_yes:
         return
@@ -225,5 +250,5 @@ def confirm(question: str, assume_yes: bool, command_name: str) -> None:
     sys.stderr.write(f"{question} Type 'yes' to continue: ")
     sys.stderr.flush()
     reply = sys.stdin.readline().strip().lower()
-    if reply not in ("y", "yes"):
-        raise CommandError(f"{command_name} cancelled: nothing was changed.")
+    if reply != "yes":
+        raise CommandError(f"{command_name} cancelled, because the reply was not 'yes': nothing was changed.")

@@ -18,6 +18,7 @@ __all__ = [
     "EXPORT_COLUMNS",
     "SECRET_COLUMNS",
     "ProgressBar",
+    "count_of",
     "describe_expiry",
     "format_token_details",
     "format_token_lines",
@@ -70,6 +71,16 @@ def mask_secret(value: str | None) -> str | None:
     if len(value) - len(prefix) - _MASK_SUFFIX_LENGTH < _MASK_MIN_HIDDEN:
         return _MASK
     return f"{prefix}{_MASK}{value[-_MASK_SUFFIX_LENGTH:]}"
+
+
+def count_of(count: int, noun: str, plural: str | None = None) -> str:
+    """Format a count with its noun in the right number: ``1 token``, ``0 tokens``, ``2 tokens``.
+
+    ``plural`` defaults to ``noun`` with an ``s`` appended.
+    """
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {plural if plural is not None else noun + 's'}"
 
 
 def format_utc(moment: datetime) -> str:

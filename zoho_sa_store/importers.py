@@ -80,6 +80,17 @@ class _RowRejected(Exception):
     """A source row that cannot be imported; the message is a clause that follows ``line 4:``."""
 
 
+def _as_clause(message: str) -> str:
+    """Turn a sentence such as ``Expiry '1' is ...`` into a clause that reads on after ``line 4:``.
+
+    Only a capital followed by a lower-case letter is lowered, so that an
+    acronym or a name such as ``OAuthToken`` keeps its spelling.
+    """
+    if len(message) >= 2 and message[0].isupper() and message[1].islower():
+        return message[0].lower() + message[1:]
+    return message
+
+
 def import_rows(
     connection: Connection,
     table: sa.Table,
@@ -145,7 +156,7 @@ def _import_row(connection: Connection, table: sa.Table, row: SourceRow, now: da
     try:
         record = TokenRecord.from_values(row.values)
     except InvalidTokenError as error:
-        raise _RowRejected(error.text) from None
+        raise _RowRejected(_as_clause(error.text)) from None
 
     key = record.lookup_key()
     if key is None:
@@ -251,7 +262,7 @@ def _write(
         ) from None
     except InvalidTokenError as error:
         savepoint.rollback()
-        raise _RowRejected(error.text) from None
+        raise _RowRejected(_as_clause(error.text)) from None
 
     if target is not None and all(after[column] == target[column] for column in DATA_COLUMNS):
         # Only updated_at moved: keep the row as it was, so a repeated import changes nothing.

@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from . import __version__
-from .cli_support import PROG, CommandDatabase, confirm, database_from_args
+from .cli_support import PROG, CommandDatabase, confirm, database_from_args, sqlite_file_path
 from .migration import HEAD_REVISION, KNOWN_REVISIONS, alembic_config, downgrade, upgrade
 from .model import version_table_name
 
@@ -85,10 +85,22 @@ def run_upgrade(args: argparse.Namespace) -> int:
 
 
 def run_downgrade(args: argparse.Namespace) -> int:
-    """Run ``downgrade REVISION``, after confirmation: a downgrade can drop the table and its tokens."""
+    """Run ``downgrade REVISION``, after confirmation: a downgrade can drop the table and its tokens.
+
+    A table that was never migrated is left alone, and so is a SQLite file
+    that does not exist: Alembic would otherwise create an empty version
+    table (and SQLite an empty file) only to record that nothing changed.
+    """
     database = database_from_args(args)
+    path = sqlite_file_path(database.url)
+    if path is not None and not path.exists():
+        print(f"SQLite database file {str(path)!r} does not exist: nothing to downgrade.")
+        return 0
     try:
         before = _read_revisions(database)
+        if not before:
+            print(f"Token {database.label} is not migrated: nothing to downgrade.")
+            return 0
         confirm(
             f"Downgrade token {database.label} from {_describe_revisions(before)} to {args.revision!r}? "
             "A downgrade to base drops the table and every token in it.",

@@ -24,7 +24,8 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .display import DATA_COLUMNS
+from .display import DATA_COLUMNS, count_of
+from .engine import describe_url
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -194,7 +195,7 @@ def _filestore_row(line: int, fields: Sequence[str], columns: Sequence[str]) -> 
         return SourceRow(
             location,
             problem=(
-                f"the row has {len(fields)} fields, expected {len(columns)} like the header: "
+                f"the row has {count_of(len(fields), 'field')}, expected {len(columns)} like the header: "
                 "look for a missing field or an unquoted comma"
             ),
         )
@@ -215,7 +216,7 @@ def read_db_table(engine: Engine, table_name: str, schema: str | None = None) ->
         ImportSourceError: The table is missing or has no ``id`` column.
         sqlalchemy.exc.SQLAlchemyError: The source database failed.
     """
-    where = engine.url.render_as_string(hide_password=True)
+    where = describe_url(engine.url)
     with engine.connect() as connection:
         inspector = sa.inspect(connection)
         if not inspector.has_table(table_name, schema=schema):

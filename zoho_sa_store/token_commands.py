@@ -10,9 +10,10 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
-from datetime import timedelta, timezone
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -31,7 +32,15 @@ from .cli_support import (
     require_sqlite_file,
     utcnow,
 )
-from .display import ProgressBar, format_token_details, format_token_lines, format_utc, iso_utc, row_to_json
+from .display import (
+    ProgressBar,
+    count_of,
+    format_token_details,
+    format_token_lines,
+    format_utc,
+    iso_utc,
+    row_to_json,
+)
 from .driver_errors import describe_error
 from .engine import create_store_engine, describe_url
 from .errors import InvalidTokenError
@@ -147,8 +156,9 @@ def run_purge(args: argparse.Namespace) -> int:
             if count == 0:
                 print(f"Token {database.label} is already empty: nothing to delete.")
                 return 0
+            everything = "the only token" if count == 1 else f"all {count} tokens"
             confirm(
-                f"Delete all {count} tokens in {database.label}? Every user will need a new grant token.",
+                f"Delete {everything} in {database.label}? Every user will need a new grant token.",
                 args.yes,
                 "purge",
             )
@@ -156,41 +166,70 @@ def run_purge(args: argparse.Namespace) -> int:
             connection.commit()
     finally:
         database.dispose()
-    print(f"Deleted {deleted} tokens from {database.label}.")
+    print(f"Deleted {count_of(deleted, 'token')} from {database.label}.")
     return 0
 
 
 def run_prune(args: argparse.Namespace) -> int:
-    """Run ``prune --unused-for DAYS``: delete (or with ``--dry-run`` list) the rows not updated for DAYS days."""
+    """Run ``prune --unused-for DAYS``: list the rows not updated for DAYS days and delete them after confirmation.
+
+    With ``--dry-run`` the rows are only listed. A row that the SDK updates
+    while the prompt waits is kept, because each DELETE checks the age again.
+    """
     database = database_from_args(args)
     table = database.table
     cutoff = utcnow() - timedelta(days=args.unused_for)
+    since = format_utc(cutoff)
     stale = sa.select(table.c.id, table.c.user_name, table.c.updated_at).where(table.c.updated_at < cutoff)
     try:
         with database.checked() as connection:
             rows = connection.execute(stale.order_by(table.c.updated_at, table.c.id)).all()
-            deleted = 0
-            if not args.dry_run:
-                ids = [row.id for row in rows]
-                for start in range(0, len(ids), _PRUNE_BATCH):
-                    batch = ids[start : start + _PRUNE_BATCH]
-                    condition = sa.and_(table.c.id.in_(batch), table.c.updated_at < cutoff)
-                    deleted += connection.execute(sa.delete(table).where(condition)).rowcount
-                connection.commit()
+            # End the read transaction, so that no lock is held while the prompt waits.
+            connection.rollback()
+            if not rows:
+                print(f"No token in {database.label} was last updated before {since}: nothing to delete.")
+                return 0
+            if args.dry_run:
+                print(f"Would delete {count_of(len(rows), 'token')} of {database.label} not updated since {since}:")
+                _print_pruned(rows)
+                return 0
+            confirm(
+                f"Delete {count_of(len(rows), 'token')} of {database.label} not updated since {since}? "
+                "Their users will need a new grant token. Run with --dry-run to list them first.",
+                args.yes,
+                "prune",
+            )
+            kept = _delete_stale(connection, table, [row.id for row in rows], cutoff)
+            connection.commit()
     finally:
         database.dispose()
 
-    since = format_utc(cutoff)
-    if not rows:
-        print(f"No token in {database.label} was last updated before {since}: nothing to delete.")
-        return 0
-    if args.dry_run:
-        print(f"Would delete {len(rows)} tokens of {database.label} not updated since {since}:")
-    else:
-        print(f"Deleted {deleted} tokens of {database.label} not updated since {since}:")
+    deleted = [row for row in rows if row.id not in kept]
+    print(f"Deleted {count_of(len(deleted), 'token')} of {database.label} not updated since {since}:")
+    _print_pruned(deleted)
+    if kept:
+        print(
+            f"Kept {count_of(len(kept), 'token')} updated after the list was read: "
+            + ", ".join(repr(token_id) for token_id in sorted(kept))
+            + "."
+        )
+    return 0
+
+
+def _delete_stale(connection: Connection, table: sa.Table, ids: list[str], cutoff: datetime) -> set[str]:
+    """Delete the rows of ``ids`` still last updated before ``cutoff``, and return the ids of the rows that remain."""
+    kept: set[str] = set()
+    for start in range(0, len(ids), _PRUNE_BATCH):
+        batch = ids[start : start + _PRUNE_BATCH]
+        connection.execute(sa.delete(table).where(table.c.id.in_(batch), table.c.updated_at < cutoff))
+        kept.update(connection.execute(sa.select(table.c.id).where(table.c.id.in_(batch))).scalars())
+    return kept
+
+
+def _print_pruned(rows: Sequence[Any]) -> None:
+    # Any, because the type parameters of sa.Row differ between SQLAlchemy 2.0 and 2.1.
     for row in rows:
         print(f"  {row.id}  {row.user_name or '-'}  last updated {format_utc(row.updated_at)}")
-    return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -217,7 +256,7 @@ def run_export(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
         print(
-            f"Wrote {len(rows)} tokens to standard output: the export holds client secrets and tokens.",
+            f"Wrote {count_of(len(rows), 'token')} to standard output: the export holds client secrets and tokens.",
             file=sys.stderr,
         )
         return 0
@@ -225,8 +264,8 @@ def run_export(args: argparse.Namespace) -> int:
     path = Path(args.output or f"zoho-sa-store-export-{now.strftime('%Y%m%dT%H%M%SZ')}.json")
     _write_private_file(path, text)
     print(
-        f"Wrote {len(rows)} tokens to {str(path)!r}, created with mode 0600 because it holds client secrets and "
-        "tokens: keep it private and delete it when it is no longer needed."
+        f"Wrote {count_of(len(rows), 'token')} to {str(path)!r}, created with mode 0600 because it holds client "
+        "secrets and tokens: keep it private and delete it when it is no longer needed."
     )
     return 0
 
@@ -273,7 +312,7 @@ def _read_source_table(url: URL, table_name: str, schema: str | None) -> TokenSo
     engine = create_engine_or_fail(url, _source_engine, "the source database")
     try:
         # Connect once first, so that an unreachable source gets its own message.
-        open_connection(engine, url, "the source database").close()
+        open_connection(engine, url, "the source database", "SOURCE_URL").close()
         try:
             return read_db_table(engine, table_name, schema)
         except exc.SQLAlchemyError as error:
@@ -331,13 +370,17 @@ def _report_import(
     for problem in result.problems[:MAX_LISTED_PROBLEMS]:
         print(f"{PROG}: {prefix}{problem.location}: {problem.message.rstrip('.')}.", file=sys.stderr)
     if len(result.problems) > MAX_LISTED_PROBLEMS:
-        print(f"{PROG}: ... and {len(result.problems) - MAX_LISTED_PROBLEMS} more invalid rows.", file=sys.stderr)
+        unlisted = len(result.problems) - MAX_LISTED_PROBLEMS
+        print(f"{PROG}: ... and {count_of(unlisted, 'more invalid row')}.", file=sys.stderr)
 
     if stopped:
         dry = " (dry run)" if args.dry_run else ""
+        invalid = len(result.problems)
+        count_verb, rows_to_fix = ("is", "that row") if invalid == 1 else ("are", "those rows")
         print(
-            f"{PROG}: Import of {source.description} stopped{dry}: {len(result.problems)} of {len(source.rows)} "
-            "rows are invalid, so nothing was written. Fix those rows, or add --skip-invalid to import the others.",
+            f"{PROG}: Import of {source.description} stopped{dry}: {invalid} of {count_of(len(source.rows), 'row')} "
+            f"{count_verb} invalid, so nothing was written. Fix {rows_to_fix}, or add --skip-invalid to import "
+            "the others.",
             file=sys.stderr,
         )
     elif args.dry_run:
