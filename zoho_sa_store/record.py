@@ -24,7 +24,7 @@ __all__ = ["MAX_EXPIRY", "TokenRecord", "apply_row", "check_id", "token_from_row
 _logger = logging.getLogger("zoho_sa_store.record")
 
 MAX_EXPIRY = 2**63 - 1
-"""Largest expiry that a BIGINT column holds."""
+"""Maximum expiry that a BIGINT column can store."""
 
 _PLAUSIBLE_EXPIRY = 10**12
 """Epoch milliseconds of 2001-09-09: a smaller expiry looks like a duration in seconds."""
@@ -281,7 +281,7 @@ def _check_text(name: str, value: Any, max_length: int) -> str | None:
         )
     if len(value) > max_length:
         raise InvalidTokenError(
-            f"Field {_describe(name, value)} is longer than the {max_length} characters the column holds: "
+            f"Field {_describe(name, value)} is longer than the {max_length} characters the column can store: "
             "check that the value is what the SDK received."
         )
     if not _is_utf8_encodable(value):

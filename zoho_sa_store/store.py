@@ -163,7 +163,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             filled, or None when no row matches or the token carries no key.
 
         Raises:
-            InvalidTokenError: ``token`` is not an ``OAuthToken`` or holds an invalid value.
+            InvalidTokenError: ``token`` is not an ``OAuthToken`` or contains an invalid value.
             DatabaseError: The database failed.
         """
         record = TokenRecord.from_token(token)
@@ -190,7 +190,7 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
 
         Raises:
             InvalidTokenError: ``token`` is invalid or carries no key.
-            TokenConflictError: Another row holds the token's user name or one
+            TokenConflictError: Another row contains the token's user name or one
                 of its token values (for example one refresh token claimed by
                 two users). Nothing was written.
             DatabaseError: The database failed; the stored row is unchanged.
@@ -302,11 +302,11 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         Returns:
             None to write the same record again, when no colliding row is
             visible (a concurrent insert that the next attempt will update), or
-            the record moved to the id of a row without a user name that holds
+            the record moved to the id of a row without a user name that contains
             its token.
 
         Raises:
-            TokenConflictError: A row of another user holds one of its keys.
+            TokenConflictError: A row of another user contains one of its keys.
         """
         collisions = find_collisions(connection, self._table, record, record.id)
         if not collisions:
@@ -318,8 +318,8 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
             other = collisions[0]
             if other.user_name is None or other.user_name == record.user_name:
                 # A row stored without a user name (by SDK 5.0, or imported)
-                # holds this token: it is the same token, now saved with a user name.
-                _logger.info("save_token: adopting row %s, which holds the same token without a user name", other.id)
+                # contains this token: it is the same token, now saved with a user name.
+                _logger.info("save_token: adopting row %s, which contains the same token without a user name", other.id)
                 return record.with_id(other.id)
 
         raise TokenConflictError(self._conflict_message(record, collisions))

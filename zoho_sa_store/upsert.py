@@ -1,10 +1,10 @@
 """Dialect-aware insert-or-update of one token row.
 
-One statement inserts the row or updates the row that holds the same key:
+One statement inserts the row or updates the row that contains the same key:
 
 * PostgreSQL and SQLite: ``INSERT .. ON CONFLICT (key) DO UPDATE .. RETURNING id``;
 * MySQL and MariaDB: ``INSERT .. ON DUPLICATE KEY UPDATE``, followed by a read
-  of the rows that hold the token's keys;
+  of the rows that contain the token's keys;
 * any other dialect: ``SELECT .. FOR UPDATE`` then ``UPDATE`` or ``INSERT`` in
   the caller's transaction.
 
@@ -65,7 +65,7 @@ def new_token_id() -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Collision:
-    """A stored row, other than the one being written, that holds one of the token's keys."""
+    """A stored row, other than the one being written, that contains one of the token's keys."""
 
     id: str
     user_name: str | None
@@ -107,7 +107,7 @@ def write_record(
     *,
     strategy: str | None = None,
 ) -> str:
-    """Insert the record or update the row that holds its key, in the caller's transaction.
+    """Insert the record or update the row that contains its key, in the caller's transaction.
 
     The key is the record's id when it has one, else ``record.lookup_key()``.
     A record without an id that matches no row is inserted under a new id.
@@ -125,7 +125,7 @@ def write_record(
 
     Raises:
         InvalidTokenError: The record has neither an id nor a key.
-        sqlalchemy.exc.IntegrityError: Another row holds one of the record's keys
+        sqlalchemy.exc.IntegrityError: Another row contains one of the record's keys
             (or another transaction inserted one concurrently).
         KeyCollision: The same, detected after a MySQL upsert.
     """
@@ -155,9 +155,9 @@ def write_record(
 def find_collisions(
     connection: Connection, table: sa.Table, record: TokenRecord, own_id: str | None
 ) -> list[Collision]:
-    """Return the rows, other than ``own_id``, that hold any unique key of the record.
+    """Return the rows, other than ``own_id``, that contain any unique key of the record.
 
-    Without ``own_id`` the row that holds the record's lookup key counts as
+    Without ``own_id`` the row that contains the record's lookup key counts as
     its own row and is left out.
     """
     keys = record.unique_keys()
