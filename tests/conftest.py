@@ -2,7 +2,7 @@
 
 PostgreSQL and MySQL come from ``ZOHO_SA_STORE_TEST_POSTGRESQL_URL`` and
 ``ZOHO_SA_STORE_TEST_MYSQL_URL``. Where one is unset and a Docker engine
-answers, testcontainers starts the database for the session. Otherwise the
+responds, testcontainers starts the database for the session. Otherwise the
 backend's tests are skipped, or fail when ``ZOHO_SA_STORE_TEST_REQUIRE_ALL=1``.
 """
 

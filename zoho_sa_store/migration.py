@@ -155,9 +155,9 @@ def migration_lock(connection: Connection, table_name: str, schema: str | None) 
 
     PostgreSQL takes a transaction-level advisory lock, MySQL and MariaDB a
     named lock (``GET_LOCK``), SQLite a write lock (``BEGIN IMMEDIATE``).
-    Other dialects run unlocked. The connection must not be in a transaction;
-    the migrations run inside the one this opens, which is committed when the
-    block ends and rolled back if it raises.
+    Other dialects run unlocked. The connection must not be in a transaction,
+    because the migrations run inside the one this opens. It is committed when
+    the block ends and rolled back if the block raises.
     """
     name = _lock_name(table_name, schema)
     dialect = connection.dialect.name

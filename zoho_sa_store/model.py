@@ -43,7 +43,7 @@ USER_NAME_LENGTH = 255
 MAX_VALUE_LENGTH = 65_536
 """Maximum length, in characters, of a token, secret or URL value.
 
-MEDIUMTEXT on MySQL holds 16 MiB, so this limit keeps every accepted value far
+MEDIUMTEXT on MySQL stores up to 16 MiB, so this limit keeps every accepted value far
 from any silent truncation, whatever the server's SQL mode.
 """
 
