@@ -2,8 +2,8 @@
 
 Every case runs against a table that already contains two users, Ada and Bob.
 A case either raises ``SDKException`` naming the problem, is accepted, is
-treated as missing (blank strings), or does nothing (an unknown id); the
-table is compared before and after.
+treated as missing (blank strings), or does nothing (an unknown id). The
+table is compared before and after each case.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from helpers import drop_token_table, make_token, row_count
 from sqlalchemy.pool import StaticPool
 
@@ -318,3 +319,12 @@ def test_unmigrated_table_names_migrated_ones(migrated_url: str) -> None:
         store.get_tokens()
     assert "oauthtokn_version" in str(caught.value)
     store.dispose()
+
+
+def test_known_revisions_match_scripts() -> None:
+    # The store checks the schema against KNOWN_REVISIONS without loading Alembic's scripts on every start.
+    scripts = ScriptDirectory(str(migration.migrations_path()))
+    oldest_first = [script.revision for script in reversed(list(scripts.walk_revisions()))]
+    assert tuple(oldest_first) == migration.KNOWN_REVISIONS
+    assert scripts.get_current_head() == migration.HEAD_REVISION
+    assert migration.REQUIRED_REVISION in migration.KNOWN_REVISIONS

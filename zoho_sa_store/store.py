@@ -153,10 +153,17 @@ class SQLAlchemyTokenStore(TokenStore):  # type: ignore[misc]
         """Find the stored row of ``token`` and fill the token's missing fields from it.
 
         The row is matched on the first key the token carries, in the SDK's
-        order: user name; access token, only when client id and secret are both
-        None; grant token; refresh token; and the id, for a token that carries
-        no other key (the SDK's ``revoke`` looks tokens up that way). The client
-        id and secret are not compared, so a rotated secret still finds its row.
+        order:
+
+        1. the user name;
+        2. the access token, only when client id and secret are both None;
+        3. the grant token;
+        4. the refresh token;
+        5. the id, for a token that carries no other key, because the SDK's
+           ``revoke`` looks tokens up that way.
+
+        The client id and secret are not compared, so a rotated secret still
+        finds its row.
 
         Returns:
             The same ``token`` object, with only its None (or blank) fields

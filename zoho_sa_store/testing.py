@@ -550,7 +550,7 @@ class ZohoStandIn:
     # Rate limit
 
     def rate_limit_token_requests(self, count: int | None = 1) -> None:
-        """Answer token requests with Zoho's rate-limit error, HTTP 200 "Access Denied".
+        """Respond to token requests with Zoho's rate-limit error, HTTP 200 "Access Denied".
 
         This covers every ``POST /oauth/v2/token`` (grant exchange and refresh), not
         revoke requests. A denied request does not use up its grant code or refresh

@@ -186,8 +186,8 @@ def _update_expressions(
 ) -> list[tuple[sa.Column[Any], Any]]:
     """Build the SET clause in the order MySQL needs.
 
-    MySQL evaluates assignments left to right and a later one sees the values
-    set before it. So the access-token condition reads ``access_token_digest``
+    MySQL evaluates assignments left to right, and a later one reads the
+    values set before it. So the access-token condition reads ``access_token_digest``
     and ``expiry_time``, which are assigned after it, and ``expiry_time``,
     whose own condition reads only the old expiry, comes last.
     """
@@ -262,7 +262,7 @@ def _upsert_on_duplicate_key(
     connection.execute(on_duplicate_key_statement(table, values, key_column))
 
     # The guarded update did nothing if the duplicate key was in another row.
-    # Reading every row that contains one of the token's keys tells the cases apart.
+    # Reading every row that contains one of the token's keys distinguishes the two cases.
     record_keys = {name: values[name] for name in _KEY_COLUMNS if values[name] is not None}
     record_keys[key_column] = key_value
     columns = [table.c.id, *(table.c[name] for name in _KEY_COLUMNS)]
